@@ -1,0 +1,585 @@
+//! API keys, budgets and the usage ledger at run time.
+//!
+//! - Keys are looked up by the SHA-256 of the bearer token, cached in memory (invalidated by
+//!   the management API on this node) — no database round trip on the hot path.
+//! - Budgets by reservation: before the upstream call the worst-case cost is reserved against
+//!   the key's limit (atomically, so concurrent requests can never overspend); the real cost
+//!   is settled afterwards and the rest released — also when the request fails or is dropped.
+//! - The ledger: one record per generation, written in batches by one writer task; a caller
+//!   can wait until its record is committed (non-streaming responses do, so a generation id a
+//!   client receives is durable).
+//!
+//! The store runs on a small background runtime of its own: the gateway's workers are
+//! single-threaded runtimes, and database connections must not be tied to one of them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use switchyard_store::{
+    GenerationRecord, KeyRecord, Store, StoreError, from_pico, hash_key, to_pico,
+};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+
+/// How long a cached key is trusted before it is re-read from the store: the bound on how
+/// long a key disabled on another node keeps working here, and when a limit window rolls over.
+const KEY_TTL: Duration = Duration::from_secs(30);
+
+/// Largest batch the ledger writer commits at once.
+const MAX_BATCH: usize = 512;
+
+/// A key as the request path sees it: its record and its live spend.
+#[derive(Debug)]
+pub struct KeyState {
+    pub record: RwLock<KeyRecord>,
+    /// Committed spend in the current limit window, picodollars.
+    pub spent: AtomicI64,
+    /// Outstanding reservations, picodollars.
+    pub reserved: AtomicI64,
+    /// Start of the window `spent` covers (unix seconds; 0 = all time).
+    pub window_start: i64,
+    /// When the record was read from the store (monotonic).
+    pub loaded_at: RwLock<std::time::Instant>,
+    /// GCRA theoretical arrival times (µs since `epoch`) for requests and for tokens.
+    pub rpm_tat: AtomicI64,
+    pub tpm_tat: AtomicI64,
+    pub epoch: std::time::Instant,
+}
+
+/// A minute: the window of per-key request and token rate limits.
+const MINUTE_US: i64 = 60_000_000;
+
+impl KeyState {
+    fn now_us(&self) -> i64 {
+        self.epoch.elapsed().as_micros().min(i64::MAX as u128) as i64
+    }
+
+    /// GCRA admission against `per_minute` with a burst of one minute's worth: on success
+    /// the theoretical arrival time moves by `weight` emission intervals; on refusal, the
+    /// seconds until it would be admitted.
+    fn gcra(tat: &AtomicI64, per_minute: u64, weight: u64, now: i64) -> Result<(), u64> {
+        let interval = MINUTE_US / per_minute.max(1) as i64;
+        let tolerance = MINUTE_US - interval;
+        let mut current = tat.load(Ordering::Acquire);
+        loop {
+            let base = current.max(now);
+            if base - now > tolerance {
+                let wait_us = base - now - tolerance;
+                return Err((wait_us as u64).div_ceil(1_000_000));
+            }
+            let next = base + interval.saturating_mul(weight.max(1) as i64);
+            match tat.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Admit one request under the key's request and token limits (429 with Retry-After).
+    pub fn admit(&self) -> Result<(), ApiError> {
+        let rec = self.read();
+        let now = self.now_us();
+        if let Some(rpm) = rec.rate_limit_rpm {
+            Self::gcra(&self.rpm_tat, u64::from(rpm), 1, now).map_err(|secs| {
+                ApiError::RateLimited {
+                    message: format!(
+                        "Rate limit exceeded: this key allows {rpm} requests per minute"
+                    ),
+                    retry_after: secs,
+                }
+            })?;
+        }
+        if let Some(tpm) = rec.rate_limit_tpm {
+            // Tokens are debited after the answer; admit while the bucket is not in debt.
+            let interval = MINUTE_US / tpm.max(1) as i64;
+            let tat = self.tpm_tat.load(Ordering::Acquire).max(now);
+            if tat - now > MINUTE_US - interval {
+                let secs = ((tat - now - (MINUTE_US - interval)) as u64).div_ceil(1_000_000);
+                return Err(ApiError::RateLimited {
+                    message: format!(
+                        "Rate limit exceeded: this key allows {tpm} tokens per minute"
+                    ),
+                    retry_after: secs,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Debit the tokens a generation used from the key's token budget.
+    pub fn debit_tokens(&self, tokens: u64) {
+        if let Some(tpm) = self.read().rate_limit_tpm {
+            let interval = MINUTE_US / tpm.max(1) as i64;
+            let now = self.now_us();
+            let mut current = self.tpm_tat.load(Ordering::Acquire);
+            loop {
+                let next = current.max(now) + interval.saturating_mul(tokens as i64);
+                match self.tpm_tat.compare_exchange(
+                    current,
+                    next,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+    }
+}
+
+impl KeyState {
+    pub fn hash(&self) -> String {
+        self.read().hash.clone()
+    }
+
+    pub fn read(&self) -> KeyRecord {
+        self.record
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the cached record is recent enough to trust.
+    fn fresh(&self) -> bool {
+        self.loaded_at
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
+            < KEY_TTL
+    }
+
+    /// Remaining budget in picodollars (None: unlimited).
+    pub fn remaining_pico(&self) -> Option<i64> {
+        let limit = self.read().limit?;
+        let limit = to_pico(limit).unwrap_or(i64::MAX);
+        Some(limit - self.spent.load(Ordering::Acquire) - self.reserved.load(Ordering::Acquire))
+    }
+}
+
+/// A reservation against a key's limit; released on drop unless settled.
+#[derive(Debug)]
+pub struct Reservation {
+    key: Arc<KeyState>,
+    amount: i64,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The key this reservation is held against.
+    pub fn key(&self) -> &Arc<KeyState> {
+        &self.key
+    }
+
+    /// Replace the reservation by the real cost.
+    pub fn settle(mut self, actual: Decimal) {
+        let actual = to_pico(actual).unwrap_or(0);
+        self.key.spent.fetch_add(actual, Ordering::AcqRel);
+        self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
+        self.settled = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Reserve `worst` USD on `key`, or 402 when it does not fit in the remaining limit.
+pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiError> {
+    let amount = to_pico(worst).unwrap_or(i64::MAX / 4);
+    let limit = key.read().limit.map(|l| to_pico(l).unwrap_or(i64::MAX));
+    if let Some(limit) = limit {
+        // Compare-and-swap so concurrent requests cannot all pass the same check.
+        let mut current = key.reserved.load(Ordering::Acquire);
+        loop {
+            let spent = key.spent.load(Ordering::Acquire);
+            if spent + current + amount > limit {
+                let remaining = from_pico((limit - spent - current).max(0));
+                return Err(ApiError::PaymentRequired(format!(
+                    "Key limit exceeded: this request may cost up to ${} and the key has ${} of its ${} limit left",
+                    from_pico(amount),
+                    remaining,
+                    from_pico(limit)
+                )));
+            }
+            match key.reserved.compare_exchange(
+                current,
+                current + amount,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+    } else {
+        key.reserved.fetch_add(amount, Ordering::AcqRel);
+    }
+    Ok(Reservation {
+        key: key.clone(),
+        amount,
+        settled: false,
+    })
+}
+
+struct LedgerItem {
+    record: GenerationRecord,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+/// Keys, budgets and the ledger, shared by every worker of a node.
+#[derive(Debug)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    rt: Handle,
+    keys: RwLock<HashMap<String, Arc<KeyState>>>,
+    ledger: mpsc::UnboundedSender<LedgerItem>,
+    /// Account-wide credit pool (USD), from config; None: no pool.
+    pub credits: Option<Decimal>,
+    /// Spend of every generation so far (picodollars), for the credit pool.
+    total_spent: AtomicI64,
+}
+
+impl std::fmt::Debug for LedgerItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerItem")
+            .field("id", &self.record.id)
+            .finish()
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    ApiError::Internal(format!("store: {e}"))
+}
+
+impl Accounts {
+    /// Start the ledger writer on `rt`; returns the accounts and the writer's handle (it ends
+    /// once every sender is dropped and the queue is flushed).
+    pub fn start(
+        store: Arc<dyn Store>,
+        rt: Handle,
+        credits: Option<Decimal>,
+        spent_so_far: Decimal,
+    ) -> (Arc<Accounts>, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = rt.spawn(ledger_writer(store.clone(), rx));
+        (
+            Arc::new(Accounts {
+                store,
+                rt,
+                keys: RwLock::new(HashMap::new()),
+                ledger: tx,
+                credits,
+                total_spent: AtomicI64::new(to_pico(spent_so_far).unwrap_or(0)),
+            }),
+            writer,
+        )
+    }
+
+    /// 402 once the account-wide credit pool is used up.
+    pub fn check_credits(&self) -> Result<(), ApiError> {
+        match self.credits {
+            Some(c)
+                if self.total_spent.load(Ordering::Acquire) >= to_pico(c).unwrap_or(i64::MAX) =>
+            {
+                Err(ApiError::PaymentRequired(format!(
+                    "Insufficient credits: the account's ${} of credits are used up",
+                    c.normalize()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Run a store operation on the store's runtime.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(
+            Arc<dyn Store>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>,
+        > + Send
+        + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        self.rt
+            .spawn(async move { f(store).await })
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task: {e}")))?
+            .map_err(store_error)
+    }
+
+    /// The key for a bearer token, from the cache or the store. Disabled keys are refused.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<KeyState>, ApiError> {
+        let hash = hash_key(token);
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+            .cloned();
+        let key = match cached {
+            Some(k) if k.fresh() => k,
+            Some(k) if k.reserved.load(Ordering::Acquire) != 0 => {
+                // Reservations are in flight: refresh the record in place (keeping the
+                // live spend) instead of replacing the state.
+                let h = hash.clone();
+                match self
+                    .run(move |s| Box::pin(async move { s.get_key(&h).await }))
+                    .await?
+                {
+                    Some(rec) => {
+                        *k.record
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = rec;
+                        *k.loaded_at
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            std::time::Instant::now();
+                        k
+                    }
+                    None => {
+                        self.invalidate(&hash);
+                        return Err(ApiError::Unauthorized("Invalid API key".into()));
+                    }
+                }
+            }
+            // Stale and idle, or not cached: (re)load it, spend included.
+            Some(_) | None => {
+                let h = hash.clone();
+                let Some(rec) = self
+                    .run(move |s| Box::pin(async move { s.get_key(&h).await }))
+                    .await?
+                else {
+                    return Err(ApiError::Unauthorized("Invalid API key".into()));
+                };
+                let state = self.load_state(rec).await?;
+                let mut keys = self
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Concurrent first requests all miss: the first loaded state wins, so every
+                // request of a key reserves against the same counters.
+                match keys.get(&hash) {
+                    Some(existing) if existing.fresh() => existing.clone(),
+                    _ => {
+                        keys.insert(hash, state.clone());
+                        state
+                    }
+                }
+            }
+        };
+        if key.read().disabled {
+            return Err(ApiError::Unauthorized("This API key is disabled".into()));
+        }
+        Ok(key)
+    }
+
+    async fn load_state(&self, rec: KeyRecord) -> Result<Arc<KeyState>, ApiError> {
+        let window_start = match rec.limit_reset {
+            None => 0,
+            Some(r) => r.window_start(now_unix()),
+        };
+        let h = rec.hash.clone();
+        let spent = self
+            .run(move |s| Box::pin(async move { s.key_usage_since(&h, window_start).await }))
+            .await?;
+        Ok(Arc::new(KeyState {
+            record: RwLock::new(rec),
+            spent: AtomicI64::new(to_pico(spent).unwrap_or(0)),
+            reserved: AtomicI64::new(0),
+            window_start,
+            loaded_at: RwLock::new(std::time::Instant::now()),
+            rpm_tat: AtomicI64::new(0),
+            tpm_tat: AtomicI64::new(0),
+            epoch: std::time::Instant::now(),
+        }))
+    }
+
+    /// Forget a cached key (after PATCH or DELETE) so the next request reloads it.
+    pub fn invalidate(&self, hash: &str) {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(hash);
+    }
+
+    fn count(&self, record: &GenerationRecord) {
+        self.total_spent
+            .fetch_add(to_pico(record.total_cost).unwrap_or(0), Ordering::AcqRel);
+    }
+
+    /// Queue a record; it is committed by the writer shortly after.
+    pub fn record(&self, record: GenerationRecord) {
+        self.count(&record);
+        if self.ledger.send(LedgerItem { record, ack: None }).is_err() {
+            tracing::error!("ledger writer is gone; a generation record was not queued");
+        }
+    }
+
+    /// Queue a record and wait until it is committed (bounded, so a stuck database delays
+    /// responses by at most `timeout`).
+    pub async fn record_durable(&self, record: GenerationRecord, timeout: Duration) {
+        self.count(&record);
+        let (tx, rx) = oneshot::channel();
+        if self
+            .ledger
+            .send(LedgerItem {
+                record,
+                ack: Some(tx),
+            })
+            .is_err()
+        {
+            tracing::error!("ledger writer is gone; a generation record was not queued");
+            return;
+        }
+        if tokio::time::timeout(timeout, rx).await.is_err() {
+            tracing::warn!("ledger commit is slow; answering before it completes");
+        }
+    }
+}
+
+/// The batching writer: commit what is queued (up to MAX_BATCH per transaction), retry on
+/// errors with backoff (records are never dropped), acknowledge after commit.
+async fn ledger_writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<LedgerItem>) {
+    let mut batch: Vec<LedgerItem> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<GenerationRecord> = batch.iter().map(|i| i.record.clone()).collect();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.insert_generations(&records).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, records = records.len(), "ledger write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for item in batch.drain(..) {
+            if let Some(ack) = item.ack {
+                let _ = ack.send(());
+            }
+        }
+    }
+    tracing::info!("ledger flushed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(limit: &str) -> Arc<KeyState> {
+        Arc::new(KeyState {
+            record: RwLock::new(KeyRecord {
+                hash: "h".into(),
+                name: "n".into(),
+                label: "l".into(),
+                limit: Some(limit.parse().unwrap()),
+                limit_reset: None,
+                disabled: false,
+                created_at: 0,
+                updated_at: None,
+                rate_limit_rpm: None,
+                rate_limit_tpm: None,
+            }),
+            spent: AtomicI64::new(0),
+            reserved: AtomicI64::new(0),
+            window_start: 0,
+            loaded_at: RwLock::new(std::time::Instant::now()),
+            rpm_tat: AtomicI64::new(0),
+            tpm_tat: AtomicI64::new(0),
+            epoch: std::time::Instant::now(),
+        })
+    }
+
+    #[test]
+    fn request_rate_limit_gcra() {
+        let k = key("100");
+        k.record.write().unwrap().rate_limit_rpm = Some(3);
+        for _ in 0..3 {
+            k.admit().unwrap();
+        }
+        match k.admit() {
+            Err(ApiError::RateLimited { retry_after, .. }) => {
+                assert!((1..=20).contains(&retry_after))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_rate_limit_debits_after_the_answer() {
+        let k = key("100");
+        k.record.write().unwrap().rate_limit_tpm = Some(100);
+        k.admit().unwrap();
+        k.debit_tokens(150); // more than a minute's worth
+        assert!(matches!(k.admit(), Err(ApiError::RateLimited { .. })));
+    }
+
+    #[test]
+    fn reservations_never_overspend() {
+        let k = key("1");
+        let a = reserve(&k, "0.6".parse().unwrap()).unwrap();
+        assert!(
+            reserve(&k, "0.6".parse().unwrap()).is_err(),
+            "would exceed the limit"
+        );
+        a.settle("0.1".parse().unwrap());
+        let b = reserve(&k, "0.6".parse().unwrap()).unwrap();
+        drop(b); // released
+        assert_eq!(
+            k.remaining_pico(),
+            Some(to_pico("0.9".parse().unwrap()).unwrap())
+        );
+    }
+
+    #[test]
+    fn concurrent_reservations_respect_the_limit() {
+        let k = key("50");
+        let ok = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        if let Ok(r) = reserve(&k, Decimal::ONE) {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            r.settle(Decimal::ONE);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(ok.load(Ordering::Relaxed), 50);
+        assert_eq!(
+            k.spent.load(Ordering::Relaxed),
+            to_pico(Decimal::from(50)).unwrap()
+        );
+    }
+}

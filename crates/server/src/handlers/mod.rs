@@ -1,0 +1,6 @@
+//! HTTP handlers, one module per surface.
+
+pub mod account;
+pub mod catalog;
+pub mod inference;
+pub mod ops;
