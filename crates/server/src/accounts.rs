@@ -41,6 +41,10 @@ pub struct KeyState {
     pub spent: AtomicI64,
     /// Outstanding reservations, picodollars.
     pub reserved: AtomicI64,
+    /// `spent + reserved` as one counter: the only value admission decisions read, so a
+    /// reservation is checked and taken by one compare-and-swap (two counters read apart
+    /// let a settle slip between the reads — an ABA overspend).
+    pub used: AtomicI64,
     /// Start of the window `spent` covers (unix seconds; 0 = all time).
     pub window_start: i64,
     /// When the record was read from the store (monotonic).
@@ -158,7 +162,7 @@ impl KeyState {
     pub fn remaining_pico(&self) -> Option<i64> {
         let limit = self.read().limit?;
         let limit = to_pico(limit).unwrap_or(i64::MAX);
-        Some(limit - self.spent.load(Ordering::Acquire) - self.reserved.load(Ordering::Acquire))
+        Some(limit - self.used.load(Ordering::Acquire))
     }
 }
 
@@ -180,6 +184,9 @@ impl Reservation {
     pub fn settle(mut self, actual: Decimal) {
         let actual = to_pico(actual).unwrap_or(0);
         self.key.spent.fetch_add(actual, Ordering::AcqRel);
+        self.key
+            .used
+            .fetch_add(actual.saturating_sub(self.amount), Ordering::AcqRel);
         self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
         self.settled = true;
     }
@@ -188,6 +195,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
+            self.key.used.fetch_sub(self.amount, Ordering::AcqRel);
             self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
         }
     }
@@ -198,12 +206,12 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
     let amount = to_pico(worst).unwrap_or(i64::MAX / 4);
     let limit = key.read().limit.map(|l| to_pico(l).unwrap_or(i64::MAX));
     if let Some(limit) = limit {
-        // Compare-and-swap so concurrent requests cannot all pass the same check.
-        let mut current = key.reserved.load(Ordering::Acquire);
+        // Compare-and-swap on the one combined counter, so concurrent requests cannot all
+        // pass the same check.
+        let mut current = key.used.load(Ordering::Acquire);
         loop {
-            let spent = key.spent.load(Ordering::Acquire);
-            if spent + current + amount > limit {
-                let remaining = from_pico((limit - spent - current).max(0));
+            if current.saturating_add(amount) > limit {
+                let remaining = from_pico((limit - current).max(0));
                 return Err(ApiError::PaymentRequired(format!(
                     "Key limit exceeded: this request may cost up to ${} and the key has ${} of its ${} limit left",
                     from_pico(amount),
@@ -211,7 +219,7 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
                     from_pico(limit)
                 )));
             }
-            match key.reserved.compare_exchange(
+            match key.used.compare_exchange(
                 current,
                 current + amount,
                 Ordering::AcqRel,
@@ -222,8 +230,9 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
             }
         }
     } else {
-        key.reserved.fetch_add(amount, Ordering::AcqRel);
+        key.used.fetch_add(amount, Ordering::AcqRel);
     }
+    key.reserved.fetch_add(amount, Ordering::AcqRel);
     Ok(Reservation {
         key: key.clone(),
         amount,
@@ -407,6 +416,7 @@ impl Accounts {
             record: RwLock::new(rec),
             spent: AtomicI64::new(to_pico(spent).unwrap_or(0)),
             reserved: AtomicI64::new(0),
+            used: AtomicI64::new(to_pico(spent).unwrap_or(0)),
             window_start,
             loaded_at: RwLock::new(std::time::Instant::now()),
             rpm_tat: AtomicI64::new(0),
@@ -511,6 +521,7 @@ mod tests {
             }),
             spent: AtomicI64::new(0),
             reserved: AtomicI64::new(0),
+            used: AtomicI64::new(0),
             window_start: 0,
             loaded_at: RwLock::new(std::time::Instant::now()),
             rpm_tat: AtomicI64::new(0),
