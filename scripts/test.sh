@@ -10,3 +10,6 @@ cargo test --workspace
 
 echo "== SDK compatibility tests (openai, openrouter Python SDKs)"
 bash tests/sdk/run.sh
+
+echo "== JS SDK compatibility tests (openai, ai + @openrouter/ai-sdk-provider npm packages)"
+bash tests/js/run.sh
