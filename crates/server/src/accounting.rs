@@ -175,8 +175,7 @@ fn unix_now() -> i64 {
 /// wait for the commit).
 pub fn finish(g: &mut Generation) -> switchyard_store::GenerationRecord {
     if let Some(r) = g.reservation.take() {
-        r.key()
-            .debit_tokens(g.priced.tokens.prompt + g.priced.tokens.completion);
+        r.debit_tokens(g.priced.tokens.prompt + g.priced.tokens.completion);
         r.settle(g.priced.cost.total());
     }
     log(g);

@@ -9,6 +9,10 @@
 //!   can wait until its record is committed (non-streaming responses do, so a generation id a
 //!   client receives is durable).
 //!
+//! - Multi-node (`storage.redis_url`): reservations, rate limits, the credit counter and key
+//!   changes go through Redis ([`Shared`]), so every node enforces one limit; the in-memory
+//!   counters are then only this node's view.
+//!
 //! The store runs on a small background runtime of its own: the gateway's workers are
 //! single-threaded runtimes, and database connections must not be tied to one of them.
 
@@ -19,7 +23,8 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use switchyard_store::{
-    GenerationRecord, KeyRecord, Store, StoreError, from_pico, hash_key, to_pico,
+    GenerationRecord, KeyRecord, RateMode, Reserved, Shared, Store, StoreError, from_pico,
+    hash_key, to_pico,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -172,12 +177,59 @@ pub struct Reservation {
     key: Arc<KeyState>,
     amount: i64,
     settled: bool,
+    /// Where the reservation is also held when budgets are shared across nodes.
+    shared: Option<SharedHold>,
+}
+
+/// A reservation's counter in Redis; settles and releases are sent from the store runtime
+/// (fire-and-forget: a lost adjustment only over-reserves until the counter is re-seeded).
+#[derive(Debug, Clone)]
+struct SharedHold {
+    shared: Shared,
+    counter: String,
+    rt: Handle,
+}
+
+impl SharedHold {
+    fn adjust(&self, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let (shared, counter) = (self.shared.clone(), self.counter.clone());
+        self.rt.spawn(async move {
+            if let Err(e) = shared.adjust(&counter, delta).await {
+                tracing::warn!(error = %e, "shared budget adjustment lost; the counter over-reserves until it is re-seeded");
+            }
+        });
+    }
 }
 
 impl Reservation {
     /// The key this reservation is held against.
     pub fn key(&self) -> &Arc<KeyState> {
         &self.key
+    }
+
+    /// Debit the tokens a generation used from the key's token rate limit (on every node
+    /// when shared).
+    pub fn debit_tokens(&self, tokens: u64) {
+        let Some(tpm) = self.key.read().rate_limit_tpm else {
+            return;
+        };
+        match &self.shared {
+            Some(hold) => {
+                let (shared, hash, rt) = (hold.shared.clone(), self.key.hash(), hold.rt.clone());
+                rt.spawn(async move {
+                    if let Err(e) = shared
+                        .rate(&hash, "tpm", tpm, tokens, RateMode::Debit)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "shared token rate-limit debit lost");
+                    }
+                });
+            }
+            None => self.key.debit_tokens(tokens),
+        }
     }
 
     /// Replace the reservation by the real cost.
@@ -188,6 +240,9 @@ impl Reservation {
             .used
             .fetch_add(actual.saturating_sub(self.amount), Ordering::AcqRel);
         self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
+        if let Some(hold) = &self.shared {
+            hold.adjust(actual.saturating_sub(self.amount));
+        }
         self.settled = true;
     }
 }
@@ -197,11 +252,24 @@ impl Drop for Reservation {
         if !self.settled {
             self.key.used.fetch_sub(self.amount, Ordering::AcqRel);
             self.key.reserved.fetch_sub(self.amount, Ordering::AcqRel);
+            if let Some(hold) = &self.shared {
+                hold.adjust(-self.amount);
+            }
         }
     }
 }
 
-/// Reserve `worst` USD on `key`, or 402 when it does not fit in the remaining limit.
+fn limit_exceeded(amount: i64, used: i64, limit: i64) -> ApiError {
+    ApiError::PaymentRequired(format!(
+        "Key limit exceeded: this request may cost up to ${} and the key has ${} of its ${} limit left",
+        from_pico(amount),
+        from_pico((limit - used).max(0)),
+        from_pico(limit)
+    ))
+}
+
+/// Reserve `worst` USD on `key` in this node's memory, or 402 when it does not fit in the
+/// remaining limit.
 pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiError> {
     let amount = to_pico(worst).unwrap_or(i64::MAX / 4);
     let limit = key.read().limit.map(|l| to_pico(l).unwrap_or(i64::MAX));
@@ -211,13 +279,7 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
         let mut current = key.used.load(Ordering::Acquire);
         loop {
             if current.saturating_add(amount) > limit {
-                let remaining = from_pico((limit - current).max(0));
-                return Err(ApiError::PaymentRequired(format!(
-                    "Key limit exceeded: this request may cost up to ${} and the key has ${} of its ${} limit left",
-                    from_pico(amount),
-                    remaining,
-                    from_pico(limit)
-                )));
+                return Err(limit_exceeded(amount, current, limit));
             }
             match key.used.compare_exchange(
                 current,
@@ -237,6 +299,7 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
         key: key.clone(),
         amount,
         settled: false,
+        shared: None,
     })
 }
 
@@ -255,7 +318,9 @@ pub struct Accounts {
     /// Account-wide credit pool (USD), from config; None: no pool.
     pub credits: Option<Decimal>,
     /// Spend of every generation so far (picodollars), for the credit pool.
-    total_spent: AtomicI64,
+    total_spent: Arc<AtomicI64>,
+    /// Redis, when budgets, rate limits and key changes are shared across nodes.
+    shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for LedgerItem {
@@ -272,32 +337,167 @@ fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Start (unix seconds) of the limit window a key's spend counts in now (0: all time).
+fn window_start(rec: &KeyRecord) -> i64 {
+    rec.limit_reset.map_or(0, |r| r.window_start(now_unix()))
+}
+
 fn store_error(e: StoreError) -> ApiError {
     ApiError::Internal(format!("store: {e}"))
 }
 
 impl Accounts {
-    /// Start the ledger writer on `rt`; returns the accounts and the writer's handle (it ends
+    /// Start the ledger writer on `rt` (and, with `shared`, the follower of key changes
+    /// announced by other nodes); returns the accounts and the writer's handle (it ends
     /// once every sender is dropped and the queue is flushed).
     pub fn start(
         store: Arc<dyn Store>,
         rt: Handle,
         credits: Option<Decimal>,
         spent_so_far: Decimal,
+        shared: Option<Shared>,
     ) -> (Arc<Accounts>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let writer = rt.spawn(ledger_writer(store.clone(), rx));
-        (
-            Arc::new(Accounts {
-                store,
-                rt,
-                keys: RwLock::new(HashMap::new()),
-                ledger: tx,
-                credits,
-                total_spent: AtomicI64::new(to_pico(spent_so_far).unwrap_or(0)),
+        let accounts = Arc::new(Accounts {
+            store,
+            rt: rt.clone(),
+            keys: RwLock::new(HashMap::new()),
+            ledger: tx,
+            credits,
+            total_spent: Arc::new(AtomicI64::new(to_pico(spent_so_far).unwrap_or(0))),
+            shared: shared.clone(),
+        });
+        if let Some(shared) = shared {
+            // A weak handle: the follower must not keep the ledger sender (and so the
+            // writer) alive past shutdown.
+            let weak = Arc::downgrade(&accounts);
+            rt.spawn(async move {
+                shared
+                    .follow_key_changes(move |hash| {
+                        if let Some(a) = weak.upgrade() {
+                            match hash {
+                                Some(h) => a.invalidate(&h),
+                                None => a.invalidate_all(),
+                            }
+                        }
+                    })
+                    .await;
+            });
+        }
+        (accounts, writer)
+    }
+
+    /// Whether budgets and limits are shared across nodes through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Reserve the worst-case cost `worst` USD on `key`, or 402 when it does not fit in the
+    /// remaining limit. Multi-node: atomically in Redis, against the spend of every node
+    /// (503 when Redis cannot be reached: failing closed keeps the limit a guarantee).
+    pub async fn reserve(
+        &self,
+        key: &Arc<KeyState>,
+        worst: Decimal,
+    ) -> Result<Reservation, ApiError> {
+        let Some(shared) = &self.shared else {
+            return reserve(key, worst);
+        };
+        let Some(limit) = key.read().limit else {
+            // No limit: nothing to share, the local counters are enough.
+            return reserve(key, worst);
+        };
+        let amount = to_pico(worst).unwrap_or(i64::MAX / 4);
+        let limit = to_pico(limit).unwrap_or(i64::MAX);
+        let counter = shared.budget_counter(&key.hash(), key.window_start);
+        let seed = key.spent.load(Ordering::Acquire);
+        let taken = {
+            let (shared, counter) = (shared.clone(), counter.clone());
+            self.rt
+                .spawn(async move { shared.reserve(&counter, amount, limit, seed).await })
+                .await
+                .map_err(|e| ApiError::Internal(format!("redis task: {e}")))?
+        };
+        match taken {
+            Ok(Reserved::Taken(_)) => {
+                key.used.fetch_add(amount, Ordering::AcqRel);
+                key.reserved.fetch_add(amount, Ordering::AcqRel);
+                Ok(Reservation {
+                    key: key.clone(),
+                    amount,
+                    settled: false,
+                    shared: Some(SharedHold {
+                        shared: shared.clone(),
+                        counter,
+                        rt: self.rt.clone(),
+                    }),
+                })
+            }
+            Ok(Reserved::Refused(used)) => Err(limit_exceeded(amount, used, limit)),
+            Err(e) => {
+                tracing::error!(error = %e, "shared budget store unreachable; refusing a limited key's request");
+                Err(ApiError::Unavailable(
+                    "The shared budget store (Redis) is unavailable; requests of keys with a spend limit are refused until it is back".into(),
+                ))
+            }
+        }
+    }
+
+    /// Admit one request under the key's request and token rate limits (429 with
+    /// Retry-After). Multi-node: against every node's requests, through Redis; if Redis
+    /// cannot be reached this node's own limiter decides (rate limits fail open, budgets
+    /// fail closed).
+    pub async fn admit(&self, key: &Arc<KeyState>) -> Result<(), ApiError> {
+        let rec = key.read();
+        let (Some(shared), true) = (
+            &self.shared,
+            rec.rate_limit_rpm.is_some() || rec.rate_limit_tpm.is_some(),
+        ) else {
+            return key.admit();
+        };
+        let (shared, hash) = (shared.clone(), rec.hash.clone());
+        let (rpm, tpm) = (rec.rate_limit_rpm, rec.rate_limit_tpm);
+        let waits = self
+            .rt
+            .spawn(async move {
+                let mut out = (0, 0);
+                if let Some(rpm) = rpm {
+                    out.0 = shared
+                        .rate(&hash, "rpm", u64::from(rpm), 1, RateMode::Take)
+                        .await?;
+                }
+                if let Some(tpm) = tpm
+                    && out.0 == 0
+                {
+                    out.1 = shared.rate(&hash, "tpm", tpm, 1, RateMode::Check).await?;
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("redis task: {e}")))?;
+        let secs = |us: u64| us.div_ceil(1_000_000).max(1);
+        match waits {
+            Ok((0, 0)) => Ok(()),
+            Ok((rpm_wait, 0)) => Err(ApiError::RateLimited {
+                message: format!(
+                    "Rate limit exceeded: this key allows {} requests per minute",
+                    rpm.unwrap_or(0)
+                ),
+                retry_after: secs(rpm_wait),
             }),
-            writer,
-        )
+            Ok((_, tpm_wait)) => Err(ApiError::RateLimited {
+                message: format!(
+                    "Rate limit exceeded: this key allows {} tokens per minute",
+                    tpm.unwrap_or(0)
+                ),
+                retry_after: secs(tpm_wait),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limiter unreachable; this node's limiter decides");
+                key.admit()
+            }
+        }
     }
 
     /// 402 once the account-wide credit pool is used up.
@@ -356,6 +556,16 @@ impl Accounts {
                     .run(move |s| Box::pin(async move { s.get_key(&h).await }))
                     .await?
                 {
+                    // The limit window rolled over (or its kind changed): start from the
+                    // new window's spend; reservations still held settle into the old state.
+                    Some(rec) if window_start(&rec) != k.window_start => {
+                        let state = self.load_state(rec).await?;
+                        self.keys
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(hash, state.clone());
+                        state
+                    }
                     Some(rec) => {
                         *k.record
                             .write()
@@ -404,10 +614,7 @@ impl Accounts {
     }
 
     async fn load_state(&self, rec: KeyRecord) -> Result<Arc<KeyState>, ApiError> {
-        let window_start = match rec.limit_reset {
-            None => 0,
-            Some(r) => r.window_start(now_unix()),
-        };
+        let window_start = window_start(&rec);
         let h = rec.hash.clone();
         let spent = self
             .run(move |s| Box::pin(async move { s.key_usage_since(&h, window_start).await }))
@@ -425,7 +632,7 @@ impl Accounts {
         }))
     }
 
-    /// Forget a cached key (after PATCH or DELETE) so the next request reloads it.
+    /// Forget a cached key so the next request reloads it.
     pub fn invalidate(&self, hash: &str) {
         self.keys
             .write()
@@ -433,9 +640,50 @@ impl Accounts {
             .remove(hash);
     }
 
+    fn invalidate_all(&self) {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// A key was changed (PATCH) or deleted: it stops being served from the cache at once
+    /// on this node, and — multi-node — on every node subscribed to the announcement.
+    pub async fn key_changed(&self, hash: &str) {
+        self.invalidate(hash);
+        if let Some(shared) = &self.shared {
+            let (shared, h) = (shared.clone(), hash.to_string());
+            let sent = self
+                .rt
+                .spawn(async move { shared.announce_key_change(&h).await })
+                .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                tracing::warn!(
+                    "could not announce a key change through redis; other nodes notice it within their cache TTL"
+                );
+            }
+        }
+    }
+
     fn count(&self, record: &GenerationRecord) {
-        self.total_spent
-            .fetch_add(to_pico(record.total_cost).unwrap_or(0), Ordering::AcqRel);
+        let cost = to_pico(record.total_cost).unwrap_or(0);
+        let before = self.total_spent.fetch_add(cost, Ordering::AcqRel);
+        if let (Some(shared), Some(_)) = (&self.shared, self.credits)
+            && cost != 0
+        {
+            // The credit pool is account-wide: add to the shared total and take every
+            // node's spend back from it.
+            let shared = shared.clone();
+            let me = self.total_spent.clone();
+            self.rt.spawn(async move {
+                match shared.add_seeded("credits:spent", cost, before).await {
+                    Ok(total) => {
+                        me.fetch_max(total, Ordering::AcqRel);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "shared credit counter not updated"),
+                }
+            });
+        }
     }
 
     /// Queue a record; it is committed by the writer shortly after.

@@ -52,6 +52,10 @@ pub enum ApiError {
         retry_after: Option<u64>,
         previous: Vec<AttemptError>,
     },
+    /// A part of the gateway itself (the shared budget store) cannot be reached; the
+    /// message says which. Failing closed keeps budgets exact.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("Internal Server Error")]
     Internal(String),
 }
@@ -68,7 +72,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::NoProvider(_) => 503,
+            ApiError::NoProvider(_) | ApiError::Unavailable(_) => 503,
             ApiError::Timeout { .. } => 408,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) => 500,
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::NoProvider(_) => "no_provider",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout { .. } => "timeout",
             ApiError::Upstream { .. } => "upstream",
             ApiError::Internal(_) => "internal",
@@ -104,6 +109,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::NoProvider(_) => "provider_unavailable",
+            ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Timeout { .. } => "timeout",
             ApiError::Upstream { status, .. } => match status {
                 400 => "invalid_request",
@@ -122,7 +128,7 @@ impl ApiError {
                 retry_after,
                 ..
             } => Some(retry_after.unwrap_or(1)),
-            ApiError::NoProvider(_) => Some(1),
+            ApiError::NoProvider(_) | ApiError::Unavailable(_) => Some(1),
             ApiError::RateLimited { retry_after, .. } => Some((*retry_after).max(1)),
             _ => None,
         }

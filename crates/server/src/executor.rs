@@ -30,7 +30,7 @@ use switchyard_translate::{Endpoint, RequestView, anthropic, bedrock, cohere, ge
 use switchyard_wire::openai::MessageView;
 
 use crate::accounting::{self, Generation, Outcome};
-use crate::accounts::{self, Reservation};
+use crate::accounts::Reservation;
 use crate::auth::Principal;
 use crate::error::{ApiError, AttemptError, client_status_for_upstream, retryable_upstream_status};
 use crate::metrics::{self, InFlight};
@@ -201,12 +201,16 @@ pub async fn execute(
         a.check_credits()?;
     }
     // Budget: reserve the worst case of the plan before any upstream call.
-    let reservation = match &principal {
-        Principal::Key(key) => {
-            key.admit()?;
-            Some(accounts::reserve(key, worst_case_cost(&view, &plan))?)
+    let reservation = match (&principal, &state.accounts) {
+        (Principal::Key(key), Some(a)) => {
+            a.admit(key).await?;
+            Some(a.reserve(key, worst_case_cost(&view, &plan)).await?)
         }
-        Principal::Admin => None,
+        // Keys are authenticated by the accounts: one cannot exist without them.
+        (Principal::Key(_), None) => {
+            return Err(ApiError::Internal("an API key without accounts".into()));
+        }
+        (Principal::Admin, _) => None,
     };
     let ctx = AttemptCtx {
         state,

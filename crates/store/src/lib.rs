@@ -8,6 +8,7 @@
 //! Keys are stored only as the SHA-256 of the plaintext; the plaintext is shown once.
 #![forbid(unsafe_code)]
 
+mod shared;
 mod sql;
 
 use std::future::Future;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
+pub use shared::{RateMode, Reserved, Shared};
 pub use sql::{SqlStore, window_starts};
 
 /// Errors from the store.
@@ -26,6 +28,8 @@ pub enum StoreError {
     Url(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -14,7 +14,6 @@ fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-/// Unique per process (pid) and per call (counter); the time only separates reruns.
 /// Unique per process (pid) and call (counter); the time only separates reruns.
 fn unique() -> String {
     let nanos = std::time::SystemTime::now()

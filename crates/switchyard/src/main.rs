@@ -285,11 +285,27 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> Result<
                 .block_on(store.total_usage())
                 .map_err(|e| format!("storage {}: {e}", c.storage_url))?;
             tracing::info!(backend = store.backend(), "storage ready");
+            // Multi-node: budgets, rate limits and key changes shared through Redis. A
+            // configured Redis that cannot be reached is a start-up error, not a silent
+            // fall-back to per-node limits.
+            let shared = match &c.redis_url {
+                Some(url) => {
+                    let shared = store_rt
+                        .block_on(switchyard_store::Shared::connect(url))
+                        .map_err(|e| format!("storage.redis_url: {e}"))?;
+                    tracing::info!(
+                        "shared state ready (redis): budgets, rate limits and key changes are shared across nodes"
+                    );
+                    Some(shared)
+                }
+                None => None,
+            };
             let (accounts, writer) = switchyard_server::accounts::Accounts::start(
                 store,
                 store_rt.handle().clone(),
                 c.credits,
                 spent,
+                shared,
             );
             let auth = Arc::new(switchyard_server::auth::KeyAuth::new(
                 c.admin_key.clone(),

@@ -191,3 +191,56 @@ pub fn parse_sse(body: &str) -> (Vec<String>, Vec<String>) {
     }
     (comments, datas)
 }
+
+/// A PostgreSQL URL with a fresh schema (the server at 127.0.0.1:5432, or
+/// `SWITCHYARD_TEST_PG_URL`); fails — never skips — when PostgreSQL is unreachable.
+pub fn postgres_url() -> String {
+    let base = std::env::var("SWITCHYARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!(
+        "sy_e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let out = std::process::Command::new("psql")
+        .args([
+            base.as_str(),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE SCHEMA {schema}"),
+        ])
+        .output()
+        .expect("psql is required for the PostgreSQL tests");
+    assert!(
+        out.status.success(),
+        "PostgreSQL at {base} is required: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// The Redis at 127.0.0.1:6379 (or `SWITCHYARD_TEST_REDIS_URL`); fails — never skips — when
+/// it is unreachable.
+pub fn redis_url() -> String {
+    let url = std::env::var("SWITCHYARD_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let rest = url.trim_start_matches("redis://");
+    let hostport = rest
+        .rsplit('@')
+        .next()
+        .unwrap_or(rest)
+        .split('/')
+        .next()
+        .unwrap_or(rest);
+    let addr: std::net::SocketAddr = hostport
+        .parse()
+        .unwrap_or_else(|e| panic!("SWITCHYARD_TEST_REDIS_URL {url:?}: {e}"));
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("Redis at {url} is required for the multi-node tests: {e}"));
+    url
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Gateway, chat_body, client, config};
+use common::{ADMIN_KEY, Gateway, chat_body, client, config, postgres_url};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_mock_provider::{MockConfig, spawn};
@@ -219,38 +219,6 @@ async fn concurrent_requests_never_overspend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_never_overspend_postgres() {
     concurrent_requests_never_overspend_on(Some(postgres_url())).await;
-}
-
-/// A PostgreSQL URL with a fresh schema (the server at 127.0.0.1:5432, or
-/// `SWITCHYARD_TEST_PG_URL`); fails — never skips — when PostgreSQL is unreachable.
-fn postgres_url() -> String {
-    let base = std::env::var("SWITCHYARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!(
-        "sy_e2e_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let out = std::process::Command::new("psql")
-        .args([
-            base.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE SCHEMA {schema}"),
-        ])
-        .output()
-        .expect("psql is required for the PostgreSQL tests");
-    assert!(
-        out.status.success(),
-        "PostgreSQL at {base} is required: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 async fn concurrent_requests_never_overspend_on(storage: Option<String>) {

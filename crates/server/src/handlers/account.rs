@@ -296,7 +296,7 @@ pub async fn update_key(
         .run(move |st| Box::pin(async move { st.update_key(&h, patch).await }))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("Key {hash} not found")))?;
-    a.invalidate(&hash);
+    a.key_changed(&hash).await;
     Ok(Json(json!({"data": key_json(a, rec).await?})).into_response())
 }
 
@@ -312,7 +312,7 @@ pub async fn delete_key(
     let deleted = a
         .run(move |st| Box::pin(async move { st.delete_key(&h).await }))
         .await?;
-    a.invalidate(&hash);
+    a.key_changed(&hash).await;
     if !deleted {
         return Err(ApiError::NotFound(format!("Key {hash} not found")));
     }
