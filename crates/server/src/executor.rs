@@ -46,16 +46,32 @@ const LEDGER_WAIT: Duration = Duration::from_secs(2);
 /// SSE comment sent while the upstream is silent, as OpenRouter does.
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
 
-/// A fresh generation id: `gen-<unix seconds>-<20 random alphanumerics>`.
+/// A fresh generation id: `gen-<unix seconds>-<20 alphanumerics>`, OpenRouter's shape.
+///
+/// The 20 characters are this process's random 8-character prefix and a 12-digit base-62
+/// counter, so ids are unique across nodes and restarts and ascend within a node: the
+/// ledger's primary-key index then grows at one end instead of dirtying a random page
+/// per row (measured: about 10 KB of disk writes per generation with random ids on SQLite).
+/// Ids need not be secret: a generation is visible only to the key that made it.
 pub fn new_generation_id() -> String {
-    let secs = unix_now();
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| (0..8).map(|_| fastrand::alphanumeric()).collect());
+    let mut n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut digits = [b'0'; 12];
+    for d in digits.iter_mut().rev() {
+        *d = DIGITS[(n % 62) as usize];
+        n /= 62;
+    }
     let mut id = String::with_capacity(36);
     id.push_str("gen-");
-    id.push_str(&secs.to_string());
+    id.push_str(&unix_now().to_string());
     id.push('-');
-    for _ in 0..20 {
-        id.push(fastrand::alphanumeric());
-    }
+    id.push_str(prefix);
+    id.extend(digits.iter().map(|&b| char::from(b)));
     id
 }
 
@@ -1241,6 +1257,19 @@ mod tests {
     fn key(body: &str, header: Option<&str>) -> ConversationKey {
         let v = RequestView::parse(Endpoint::Chat, body.as_bytes()).unwrap();
         conversation_key(&v, &Principal::Admin, header).unwrap()
+    }
+
+    #[test]
+    fn generation_ids_are_unique_ascending_and_openrouter_shaped() {
+        let ids: Vec<String> = (0..200).map(|_| new_generation_id()).collect();
+        for w in ids.windows(2) {
+            assert!(w[0] < w[1], "{} !< {}", w[0], w[1]);
+        }
+        let parts: Vec<&str> = ids[0].splitn(3, '-').collect();
+        assert_eq!(parts[0], "gen");
+        assert!(parts[1].parse::<u64>().is_ok());
+        assert_eq!(parts[2].len(), 20);
+        assert!(parts[2].chars().all(|c| c.is_ascii_alphanumeric()));
     }
 
     #[test]

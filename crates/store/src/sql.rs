@@ -64,6 +64,10 @@ enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// The ledger writer's own connection, kept across batches: on SQLite a connection's
+    /// page cache is thrown away whenever another connection commits, so one writer
+    /// connection keeps the B-tree pages it appends to in memory.
+    writer: std::sync::Arc<tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>>,
 }
 
 fn now_unix() -> i64 {
@@ -116,7 +120,11 @@ impl SqlStore {
             })
             .connect(&url)
             .await?;
-        let store = SqlStore { pool, backend };
+        let store = SqlStore {
+            pool,
+            backend,
+            writer: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -388,58 +396,33 @@ impl Store for SqlStore {
             if records.is_empty() {
                 return Ok(());
             }
-            // Multi-row statements: one round trip per ROWS_PER_STATEMENT records instead of one
-            // per record (21 parameters a row stays far below both backends' limits).
-            const ROWS_PER_STATEMENT: usize = 100;
-            const COLS: usize = 21;
-            let mut tx = self.pool.begin().await?;
-            for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                let mut sql = format!("INSERT INTO generations ({GEN_COLUMNS}) VALUES ");
-                for r in 0..chunk.len() {
-                    if r > 0 {
-                        sql.push(',');
-                    }
-                    sql.push('(');
-                    for c in 0..COLS {
-                        if c > 0 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&format!("${}", r * COLS + c + 1));
-                    }
-                    sql.push(')');
+            let mut writer = self.writer.lock().await;
+            let conn = match writer.as_mut() {
+                Some(conn) => conn,
+                None => writer.insert(self.pool.acquire().await?),
+            };
+            let result: Result<(), StoreError> = async {
+                if records.len() <= ROWS_PER_STATEMENT {
+                    // One statement is atomic on its own: one round trip to the database
+                    // instead of three (BEGIN, INSERT, COMMIT).
+                    let sql = insert_sql(self.backend, records.len());
+                    insert_query(&sql, records)?.execute(&mut **conn).await?;
+                    return Ok(());
                 }
-                sql.push_str(" ON CONFLICT (id) DO NOTHING");
-                let sql = self.q(&sql);
-                let mut q = sqlx::query(&sql);
-                for g in chunk {
-                    let n = |v: u64| v.min(i64::MAX as u64) as i64;
-                    q = q
-                        .bind(&g.id)
-                        .bind(&g.key_hash)
-                        .bind(&g.model)
-                        .bind(&g.provider_name)
-                        .bind(&g.provider_slug)
-                        .bind(&g.upstream_model)
-                        .bind(&g.endpoint)
-                        .bind(i64::from(g.streamed))
-                        .bind(i64::from(g.cancelled))
-                        .bind(i64::from(g.status))
-                        .bind(&g.finish_reason)
-                        .bind(&g.native_finish_reason)
-                        .bind(n(g.tokens_prompt))
-                        .bind(n(g.tokens_completion))
-                        .bind(n(g.native_tokens_cached))
-                        .bind(n(g.native_tokens_reasoning))
-                        .bind(i64::from(g.usage_estimated))
-                        .bind(to_pico(g.total_cost)?)
-                        .bind(n(g.latency_ms))
-                        .bind(n(g.generation_time_ms))
-                        .bind(g.created_at);
+                let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    let sql = insert_sql(self.backend, chunk.len());
+                    insert_query(&sql, chunk)?.execute(&mut *tx).await?;
                 }
-                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
             }
-            tx.commit().await?;
-            Ok(())
+            .await;
+            if result.is_err() {
+                // Start the next batch on a fresh connection.
+                *writer = None;
+            }
+            result
         })
     }
 
@@ -508,6 +491,70 @@ impl Store for SqlStore {
 /// Sums are cast to BIGINT in SQL (PostgreSQL's SUM(bigint) is NUMERIC otherwise).
 fn sum_column(row: &AnyRow, col: &str) -> Result<i64, StoreError> {
     Ok(row.try_get::<i64, _>(col)?)
+}
+
+/// Multi-row inserts: one round trip per ROWS_PER_STATEMENT records instead of one per
+/// record (21 parameters a row stays far below both backends' limits).
+const ROWS_PER_STATEMENT: usize = 100;
+const GEN_COLS: usize = 21;
+
+/// `INSERT … VALUES (…),(…) ON CONFLICT (id) DO NOTHING` for `rows` ledger records.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    let mut sql = format!("INSERT INTO generations ({GEN_COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..GEN_COLS {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Postgres => sql.push_str(&format!("${}", r * GEN_COLS + c + 1)),
+                // Anonymous placeholders: SQLite resolves a numbered one (`?17`) by a linear
+                // scan, so binding 2,100 of them is quadratic.
+                Backend::Sqlite => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
+/// The insert of [`insert_sql`] with `records` bound, column by column.
+fn insert_query<'q>(
+    sql: &'q str,
+    records: &'q [GenerationRecord],
+) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>, StoreError> {
+    let n = |v: u64| v.min(i64::MAX as u64) as i64;
+    let mut q = sqlx::query(sql);
+    for g in records {
+        q = q
+            .bind(&g.id)
+            .bind(&g.key_hash)
+            .bind(&g.model)
+            .bind(&g.provider_name)
+            .bind(&g.provider_slug)
+            .bind(&g.upstream_model)
+            .bind(&g.endpoint)
+            .bind(i64::from(g.streamed))
+            .bind(i64::from(g.cancelled))
+            .bind(i64::from(g.status))
+            .bind(&g.finish_reason)
+            .bind(&g.native_finish_reason)
+            .bind(n(g.tokens_prompt))
+            .bind(n(g.tokens_completion))
+            .bind(n(g.native_tokens_cached))
+            .bind(n(g.native_tokens_reasoning))
+            .bind(i64::from(g.usage_estimated))
+            .bind(to_pico(g.total_cost)?)
+            .bind(n(g.latency_ms))
+            .bind(n(g.generation_time_ms))
+            .bind(g.created_at);
+    }
+    Ok(q)
 }
 
 #[cfg(test)]

@@ -204,6 +204,31 @@ async fn concurrent_batches(s: Arc<dyn Store>) {
     );
 }
 
+/// A batch larger than one statement (250 rows: three statements in one transaction),
+/// with ids that were already stored among them: those are skipped, the rest all land.
+async fn large_batches(s: Arc<dyn Store>) {
+    let u = unique();
+    let first: Vec<_> = (0..10)
+        .map(|i| record(&format!("l-{u}-{i}"), Some(&u), "0.001", 1))
+        .collect();
+    s.insert_generations(&first).await.unwrap();
+    let batch: Vec<_> = (0..250)
+        .map(|i| record(&format!("l-{u}-{i}"), Some(&u), "0.001", 1))
+        .collect();
+    s.insert_generations(&batch).await.unwrap();
+    assert_eq!(
+        s.key_usage_since(&u, 0).await.unwrap(),
+        "0.25".parse::<Decimal>().unwrap(),
+        "250 distinct rows × 0.001"
+    );
+    assert!(
+        s.get_generation(&format!("l-{u}-249"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 macro_rules! suite {
     ($backend:ident) => {
         mod $backend {
@@ -215,6 +240,10 @@ macro_rules! suite {
             #[tokio::test]
             async fn ledger() {
                 ledger_round_trip(super::$backend().await).await;
+            }
+            #[tokio::test]
+            async fn large_batch() {
+                large_batches(super::$backend().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrency() {
