@@ -1051,12 +1051,38 @@ impl StreamState {
             };
             self.last_activity = Instant::now();
             let mut ended = self.handle_item(item, &mut out);
-            // Coalesce what the upstream has already delivered into one write to the client
-            // (no waiting: only frames that are ready now).
+            // Coalesce what the upstream has already delivered into one write to the client.
+            // The client connection decodes one chunk each time it is polled, so after each
+            // frame yield once to let it decode the next from what it has already read; stop
+            // at the first yield that brings nothing (never waiting for the network). Without
+            // this a burst of N events costs N writes to the client.
+            let mut yielded = 0u8;
             while !ended && self.phase == Phase::Streaming {
                 match self.body.frame().now_or_never() {
-                    Some(item) => ended = self.handle_item(item, &mut out),
-                    None => break,
+                    Some(item) => {
+                        ended = self.handle_item(item, &mut out);
+                        yielded = 0;
+                    }
+                    None if yielded >= 3 => break,
+                    None => {
+                        tokio::task::yield_now().await;
+                        yielded += 1;
+                    }
+                }
+            }
+            if self.phase == Phase::Draining {
+                // Our last bytes are ready: if the upstream's end is already here too, take
+                // it now (the same few yields, never waiting), so the client gets the last
+                // chunk and the end of the body in one write.
+                for _ in 0..3 {
+                    match self.body.frame().now_or_never() {
+                        Some(Some(Ok(_))) => continue,
+                        Some(_) => {
+                            self.phase = Phase::Done;
+                            break;
+                        }
+                        None => tokio::task::yield_now().await,
+                    }
                 }
             }
             if !out.is_empty() {
