@@ -58,6 +58,8 @@ pub struct KeyState {
     pub rpm_tat: AtomicI64,
     pub tpm_tat: AtomicI64,
     pub epoch: std::time::Instant,
+    /// A background re-read of this key is in flight (one at a time per key).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// A minute: the window of per-key request and token rate limits.
@@ -313,7 +315,10 @@ struct LedgerItem {
 pub struct Accounts {
     store: Arc<dyn Store>,
     rt: Handle,
-    keys: RwLock<HashMap<String, Arc<KeyState>>>,
+    keys: Arc<RwLock<HashMap<String, Arc<KeyState>>>>,
+    /// Serialises loads of keys that are not cached, so a burst of first requests reads a
+    /// key (and sums its spend) once, not once per request.
+    cold_load: tokio::sync::Mutex<()>,
     ledger: mpsc::UnboundedSender<LedgerItem>,
     /// Account-wide credit pool (USD), from config; None: no pool.
     pub credits: Option<Decimal>,
@@ -335,6 +340,38 @@ fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A key's run-time state: its record and its spend in the current limit window from the
+/// ledger. A reload (`previous`) keeps the rate limiters' state, so a reload does not hand
+/// out a fresh burst.
+async fn load_state(
+    store: &Arc<dyn Store>,
+    rec: KeyRecord,
+    previous: Option<&KeyState>,
+) -> Result<Arc<KeyState>, StoreError> {
+    let window_start = window_start(&rec);
+    let spent = to_pico(store.key_usage_since(&rec.hash, window_start).await?).unwrap_or(0);
+    let (rpm_tat, tpm_tat, epoch) = match previous {
+        Some(p) => (
+            p.rpm_tat.load(Ordering::Acquire),
+            p.tpm_tat.load(Ordering::Acquire),
+            p.epoch,
+        ),
+        None => (0, 0, std::time::Instant::now()),
+    };
+    Ok(Arc::new(KeyState {
+        record: RwLock::new(rec),
+        spent: AtomicI64::new(spent),
+        reserved: AtomicI64::new(0),
+        used: AtomicI64::new(spent),
+        window_start,
+        loaded_at: RwLock::new(std::time::Instant::now()),
+        rpm_tat: AtomicI64::new(rpm_tat),
+        tpm_tat: AtomicI64::new(tpm_tat),
+        epoch,
+        refreshing: std::sync::atomic::AtomicBool::new(false),
+    }))
 }
 
 /// Start (unix seconds) of the limit window a key's spend counts in now (0: all time).
@@ -362,7 +399,8 @@ impl Accounts {
         let accounts = Arc::new(Accounts {
             store,
             rt: rt.clone(),
-            keys: RwLock::new(HashMap::new()),
+            keys: Default::default(),
+            cold_load: tokio::sync::Mutex::new(()),
             ledger: tx,
             credits,
             total_spent: Arc::new(AtomicI64::new(to_pico(spent_so_far).unwrap_or(0))),
@@ -540,68 +578,33 @@ impl Accounts {
     /// The key for a bearer token, from the cache or the store. Disabled keys are refused.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<KeyState>, ApiError> {
         let hash = hash_key(token);
-        let cached = self
-            .keys
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&hash)
-            .cloned();
-        let key = match cached {
+        let key = match self.cached(&hash) {
             Some(k) if k.fresh() => k,
-            Some(k) if k.reserved.load(Ordering::Acquire) != 0 => {
-                // Reservations are in flight: refresh the record in place (keeping the
-                // live spend) instead of replacing the state.
-                let h = hash.clone();
-                match self
-                    .run(move |s| Box::pin(async move { s.get_key(&h).await }))
-                    .await?
-                {
-                    // The limit window rolled over (or its kind changed): start from the
-                    // new window's spend; reservations still held settle into the old state.
-                    Some(rec) if window_start(&rec) != k.window_start => {
-                        let state = self.load_state(rec).await?;
+            // Stale: serve from the cache and re-read in the background (once per key), so
+            // the database is never on the request path of a known key.
+            Some(k) => {
+                self.revalidate(hash, k.clone());
+                k
+            }
+            None => {
+                let _one_at_a_time = self.cold_load.lock().await;
+                match self.cached(&hash) {
+                    Some(k) => k, // loaded by the request we waited for
+                    None => {
+                        let h = hash.clone();
+                        let Some(rec) = self
+                            .run(move |s| Box::pin(async move { s.get_key(&h).await }))
+                            .await?
+                        else {
+                            return Err(ApiError::Unauthorized("Invalid API key".into()));
+                        };
+                        let state = self
+                            .run(move |s| Box::pin(async move { load_state(&s, rec, None).await }))
+                            .await?;
                         self.keys
                             .write()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .insert(hash, state.clone());
-                        state
-                    }
-                    Some(rec) => {
-                        *k.record
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = rec;
-                        *k.loaded_at
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            std::time::Instant::now();
-                        k
-                    }
-                    None => {
-                        self.invalidate(&hash);
-                        return Err(ApiError::Unauthorized("Invalid API key".into()));
-                    }
-                }
-            }
-            // Stale and idle, or not cached: (re)load it, spend included.
-            Some(_) | None => {
-                let h = hash.clone();
-                let Some(rec) = self
-                    .run(move |s| Box::pin(async move { s.get_key(&h).await }))
-                    .await?
-                else {
-                    return Err(ApiError::Unauthorized("Invalid API key".into()));
-                };
-                let state = self.load_state(rec).await?;
-                let mut keys = self
-                    .keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Concurrent first requests all miss: the first loaded state wins, so every
-                // request of a key reserves against the same counters.
-                match keys.get(&hash) {
-                    Some(existing) if existing.fresh() => existing.clone(),
-                    _ => {
-                        keys.insert(hash, state.clone());
                         state
                     }
                 }
@@ -613,23 +616,61 @@ impl Accounts {
         Ok(key)
     }
 
-    async fn load_state(&self, rec: KeyRecord) -> Result<Arc<KeyState>, ApiError> {
-        let window_start = window_start(&rec);
-        let h = rec.hash.clone();
-        let spent = self
-            .run(move |s| Box::pin(async move { s.key_usage_since(&h, window_start).await }))
-            .await?;
-        Ok(Arc::new(KeyState {
-            record: RwLock::new(rec),
-            spent: AtomicI64::new(to_pico(spent).unwrap_or(0)),
-            reserved: AtomicI64::new(0),
-            used: AtomicI64::new(to_pico(spent).unwrap_or(0)),
-            window_start,
-            loaded_at: RwLock::new(std::time::Instant::now()),
-            rpm_tat: AtomicI64::new(0),
-            tpm_tat: AtomicI64::new(0),
-            epoch: std::time::Instant::now(),
-        }))
+    fn cached(&self, hash: &str) -> Option<Arc<KeyState>> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
+    /// Re-read a stale key on the store runtime, unless a re-read is already running: a
+    /// deleted key leaves the cache; a key with reservations in flight is refreshed in place
+    /// (its live counters stay); an idle one, or one whose limit window rolled over, is
+    /// reloaded with its spend from the ledger (catching other nodes' spend).
+    fn revalidate(&self, hash: String, k: Arc<KeyState>) {
+        if k.refreshing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let (store, keys) = (self.store.clone(), self.keys.clone());
+        self.rt.spawn(async move {
+            let result: Result<(), StoreError> = async {
+                match store.get_key(&hash).await? {
+                    None => {
+                        keys.write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&hash);
+                    }
+                    Some(rec)
+                        if k.reserved.load(Ordering::Acquire) == 0
+                            || window_start(&rec) != k.window_start =>
+                    {
+                        let state = load_state(&store, rec, Some(&k)).await?;
+                        keys.write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(hash, state);
+                    }
+                    Some(rec) => {
+                        *k.record
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = rec;
+                        *k.loaded_at
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            std::time::Instant::now();
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not re-read a cached key; serving the cached copy");
+            }
+            k.refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// Forget a cached key so the next request reloads it.
@@ -775,6 +816,7 @@ mod tests {
             rpm_tat: AtomicI64::new(0),
             tpm_tat: AtomicI64::new(0),
             epoch: std::time::Instant::now(),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
