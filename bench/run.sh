@@ -3,8 +3,10 @@
 # reverse proxy in front of it, and (3) Switchyard in front of it — in one run, on this
 # machine — printing requests/s and latency percentiles, and Switchyard's ratio to nginx.
 #
-#   bench/run.sh [DURATION_SECONDS] [CONNECTIONS]
+#   bench/run.sh [DURATION_SECONDS] [CONNECTIONS]      (ROUNDS=3 RATE=1000 by default)
 #
+# Each target is measured ROUNDS times, the rounds interleaved across targets (so a noisy
+# moment of this shared 2-core machine hits every target alike), and the median is shown.
 # Two phases per mode (non-streaming JSON, SSE streaming):
 #   * saturation: wrk, closed loop, CONNECTIONS connections → requests/s, p50/p99;
 #   * fixed rate: oha at RATE req/s (default 1000) → p50/p99 latency; Switchyard's p99
@@ -15,6 +17,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${1:-10}"
 CONNS="${2:-64}"
 RATE="${RATE:-1000}"
+ROUNDS="${ROUNDS:-3}"
 ADMIN="sk-bench-admin-key"
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -155,28 +158,40 @@ run_oha() { # url model stream [key] → "p50 p99 success_rate"
     python3 -c 'import json,sys; d=json.load(sys.stdin); p=d["latencyPercentiles"]; print("%.3f %.3f %.4f" % (p["p50"]*1000, p["p99"]*1000, d["summary"]["successRate"]))'
 }
 
+median() { python3 -c 'import statistics,sys; print("%.3f" % statistics.median(map(float, sys.argv[1:])))' "$@"; }
+
 echo
-echo "Switchyard load benchmark — $(nproc) cores, wrk -t2 -c$CONNS -d${DURATION}s; fixed rate $RATE req/s with oha"
+echo "Switchyard load benchmark — $(nproc) cores, wrk -t2 -c$CONNS -d${DURATION}s; fixed rate $RATE req/s with oha; median of $ROUNDS interleaved rounds"
+TARGETS="direct nginx switchyard switchyard-5ep sy+keys+ledger"
 for mode in false true; do
   label=$([ "$mode" = true ] && echo "streaming (SSE)" || echo "non-streaming (JSON)")
+  declare -A A_RPS A_P50 A_P99 A_ERR A_FP50 A_FP99
+  for t in $TARGETS; do A_RPS[$t]=""; A_P50[$t]=""; A_P99[$t]=""; A_ERR[$t]=0; A_FP50[$t]=""; A_FP99[$t]=""; done
+  for round in $(seq 1 "$ROUNDS"); do
+    for t in $TARGETS; do
+      key=$ADMIN
+      case $t in
+        direct) url="$MOCK/v1/chat/completions"; model=mock-echo ;;
+        nginx) url="$NGINX/v1/chat/completions"; model=mock-echo ;;
+        switchyard) url="$SY/api/v1/chat/completions"; model=bench/echo ;;
+        switchyard-5ep) url="$SY/api/v1/chat/completions"; model=bench/five ;;
+        sy+keys+ledger) url="$SYL/api/v1/chat/completions"; model=bench/echo; key=$API_KEY ;;
+      esac
+      read -r rps p50 p99 errs < <(run_wrk "$url" "$(lua "$model" "$mode" "$key")")
+      read -r fp50 fp99 ok < <(run_oha "$url" "$model" "$mode" "$key")
+      A_RPS[$t]+=" $rps"; A_P50[$t]+=" $p50"; A_P99[$t]+=" $p99"; A_ERR[$t]=$((A_ERR[$t] + errs))
+      A_FP50[$t]+=" $fp50"; A_FP99[$t]+=" $fp99"
+    done
+  done
   echo
   echo "== $label"
   printf '%-15s %12s %10s %10s %8s   %12s %12s\n' target "req/s" "p50 ms" "p99 ms" errors "@${RATE} p50" "@${RATE} p99"
   declare -A RPS P99R
-  for t in direct nginx switchyard switchyard-5ep sy+keys+ledger; do
-    key=$ADMIN
-    case $t in
-      direct) url="$MOCK/v1/chat/completions"; model=mock-echo ;;
-      nginx) url="$NGINX/v1/chat/completions"; model=mock-echo ;;
-      switchyard) url="$SY/api/v1/chat/completions"; model=bench/echo ;;
-      switchyard-5ep) url="$SY/api/v1/chat/completions"; model=bench/five ;;
-      sy+keys+ledger) url="$SYL/api/v1/chat/completions"; model=bench/echo; key=$API_KEY ;;
-    esac
-    read -r rps p50 p99 errs < <(run_wrk "$url" "$(lua "$model" "$mode" "$key")")
-    read -r fp50 fp99 ok < <(run_oha "$url" "$model" "$mode" "$key")
-    RPS[$t]=$rps; P99R[$t]=$fp99
-    printf '%-15s %12s %10s %10s %8s   %12s %12s\n' "$t" "$rps" "$p50" "$p99" "$errs" "$fp50" "$fp99"
+  for t in $TARGETS; do
+    RPS[$t]=$(median ${A_RPS[$t]}); P99R[$t]=$(median ${A_FP99[$t]})
+    printf '%-15s %12s %10s %10s %8s   %12s %12s\n' "$t" "${RPS[$t]}" "$(median ${A_P50[$t]})" "$(median ${A_P99[$t]})" "${A_ERR[$t]}" "$(median ${A_FP50[$t]})" "${P99R[$t]}"
   done
+  echo "   (req/s of each round: switchyard${A_RPS[switchyard]} / nginx${A_RPS[nginx]})"
   python3 - "${RPS[switchyard]}" "${RPS[nginx]}" "${RPS[direct]}" "${P99R[switchyard]}" "${P99R[direct]}" "${P99R[nginx]}" "${RPS[switchyard-5ep]}" "${RPS[sy+keys+ledger]}" <<'PY'
 import sys
 sy, ng, di, sy99, di99, ng99, sy5, syl = map(float, sys.argv[1:])
@@ -184,4 +199,5 @@ print(f"switchyard / nginx req/s: {sy/ng:.2f}x   switchyard / direct req/s: {sy/
 print(f"keys+ledger on / off req/s: {syl/sy:.2f}x  (cost of the ledger: {100*(1-syl/sy):.1f}%)")
 print(f"p99 added at fixed rate: switchyard {sy99-di99:+.3f} ms, nginx {ng99-di99:+.3f} ms (vs direct)")
 PY
+  unset A_RPS A_P50 A_P99 A_ERR A_FP50 A_FP99 RPS P99R
 done

@@ -244,3 +244,53 @@ pub fn redis_url() -> String {
         .unwrap_or_else(|e| panic!("Redis at {url} is required for the multi-node tests: {e}"));
     url
 }
+
+/// Create an API key through the management API; returns the plaintext and its `data`.
+pub async fn create_key(gw: &Gateway, body: serde_json::Value) -> (String, serde_json::Value) {
+    let r = client()
+        .post(gw.url("/api/v1/keys"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    (v["key"].as_str().unwrap().to_string(), v["data"].clone())
+}
+
+/// Every generation id is in the ledger (asked of `nodes` in turn, with the key that made
+/// it), and the key's recorded usage is exactly `spent`, the sum of what clients were told.
+pub async fn assert_ledger_has(
+    nodes: &[&Gateway],
+    key: &str,
+    hash: &str,
+    ids: &[String],
+    spent: rust_decimal::Decimal,
+) {
+    for (i, id) in ids.iter().enumerate() {
+        let r = client()
+            .get(nodes[i % nodes.len()].url(&format!("/api/v1/generation?id={id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{id} missing from the ledger");
+    }
+    let k: serde_json::Value = client()
+        .get(nodes[0].url(&format!("/api/v1/keys/{hash}")))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        k["data"]["usage"]
+            .to_string()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap(),
+        spent
+    );
+}

@@ -4,23 +4,12 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Gateway, chat_body, client, config, postgres_url};
+use common::{
+    ADMIN_KEY, Gateway, assert_ledger_has, chat_body, client, config, create_key, postgres_url,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_mock_provider::{MockConfig, spawn};
-
-async fn create_key(gw: &Gateway, body: Value) -> (String, Value) {
-    let r = client()
-        .post(gw.url("/api/v1/keys"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (v["key"].as_str().unwrap().to_string(), v["data"].clone())
-}
 
 #[tokio::test]
 async fn key_management_and_usage() {
@@ -284,28 +273,7 @@ async fn concurrent_requests_never_overspend_on(storage: Option<String>) {
     assert!(refused > 0, "some requests must be refused");
     assert!(spent <= limit, "spent {spent} > limit {limit}");
     // Every completed request is in the ledger, and the key's usage matches the sum.
-    for id in &ok_ids {
-        let r = client()
-            .get(gw.url(&format!("/api/v1/generation?id={id}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{id} missing from the ledger");
-    }
-    let k: Value = client()
-        .get(gw.url(&format!("/api/v1/keys/{hash}")))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        k["data"]["usage"].to_string().parse::<Decimal>().unwrap(),
-        spent
-    );
+    assert_ledger_has(&[&gw], &key, &hash, &ok_ids, spent).await;
 }
 
 #[tokio::test]

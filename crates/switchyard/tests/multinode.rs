@@ -8,7 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN_KEY, Gateway, chat_body, client, config, postgres_url, redis_url};
+use common::{
+    ADMIN_KEY, Gateway, assert_ledger_has, chat_body, client, config, postgres_url, redis_url,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use switchyard_mock_provider::{MockConfig, spawn};
@@ -32,19 +34,8 @@ fn two_nodes(mock_base: &str) -> (Gateway, Gateway) {
 }
 
 async fn create_key(gw: &Gateway, body: Value) -> (String, String) {
-    let r = client()
-        .post(gw.url("/api/v1/keys"))
-        .bearer_auth(ADMIN_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (
-        v["key"].as_str().unwrap().to_string(),
-        v["data"]["hash"].as_str().unwrap().to_string(),
-    )
+    let (key, data) = common::create_key(gw, body).await;
+    (key, data["hash"].as_str().unwrap().to_string())
 }
 
 async fn chat(gw: &Gateway, key: &str) -> (u16, Value) {
@@ -126,31 +117,9 @@ async fn two_nodes_never_overspend_one_key() {
         ok_ids.len()
     );
     assert!(spent <= limit, "spent {spent} > limit {limit}");
-    // Every completed request is in the shared ledger (visible from either node), and the
-    // key's recorded usage is the sum of the costs the clients were told.
-    for (i, id) in ok_ids.iter().enumerate() {
-        let node = if i % 2 == 0 { &a } else { &b };
-        let r = client()
-            .get(node.url(&format!("/api/v1/generation?id={id}")))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{id} missing from the ledger");
-    }
-    let k: Value = client()
-        .get(b.url(&format!("/api/v1/keys/{hash}")))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        k["data"]["usage"].to_string().parse::<Decimal>().unwrap(),
-        spent
-    );
+    // Every completed request is in the shared ledger (asked of both nodes), and the key's
+    // recorded usage is the sum of the costs the clients were told.
+    assert_ledger_has(&[&a, &b], &key, &hash, &ok_ids, spent).await;
 }
 
 /// A key disabled (or deleted) through one node stops working on the other at once — not
