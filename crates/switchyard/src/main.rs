@@ -116,10 +116,10 @@ fn check(path: Option<PathBuf>) -> Result<(), String> {
     );
     println!(
         "storage: {}{}",
-        c.storage_url,
+        redact_url(&c.storage_url),
         c.redis_url
             .as_deref()
-            .map_or(String::new(), |r| format!(", redis: {r}"))
+            .map_or(String::new(), |r| format!(", redis: {}", redact_url(r)))
     );
     for p in &c.providers {
         if !p.kind.has_adapter() {
@@ -145,7 +145,7 @@ fn keys(action: KeysAction) -> Result<(), String> {
     rt.block_on(async move {
         let store = switchyard_store::open(&c.storage_url)
             .await
-            .map_err(|e| format!("storage {}: {e}", c.storage_url))?;
+            .map_err(|e| format!("storage {}: {e}", redact_url(&c.storage_url)))?;
         match action {
             KeysAction::Create {
                 name,
@@ -280,10 +280,10 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> Result<
         if c.ledger {
             let store = store_rt
                 .block_on(switchyard_store::open(&c.storage_url))
-                .map_err(|e| format!("storage {}: {e}", c.storage_url))?;
+                .map_err(|e| format!("storage {}: {e}", redact_url(&c.storage_url)))?;
             let spent = store_rt
                 .block_on(store.total_usage())
-                .map_err(|e| format!("storage {}: {e}", c.storage_url))?;
+                .map_err(|e| format!("storage {}: {e}", redact_url(&c.storage_url)))?;
             tracing::info!(backend = store.backend(), "storage ready");
             // Multi-node: budgets, rate limits and key changes shared through Redis. A
             // configured Redis that cannot be reached is a start-up error, not a silent
@@ -391,6 +391,28 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> Result<
     Ok(())
 }
 
+/// A connection URL for display: any password in it (`scheme://user:secret@host`) is
+/// replaced by `***`, so `check` output and error messages never show database secrets.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{redacted}{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SWITCHYARD_LOG")
@@ -423,4 +445,27 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            redact_url("postgres://sy:s3cret@db:5432/x?sslmode=require"),
+            "postgres://sy:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(redact_url("postgres://sy@db/x"), "postgres://sy@db/x");
+        assert_eq!(
+            redact_url("sqlite://switchyard.db"),
+            "sqlite://switchyard.db"
+        );
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
 }
