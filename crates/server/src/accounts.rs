@@ -760,16 +760,26 @@ impl Accounts {
 /// The batching writer: commit what is queued (up to MAX_BATCH per transaction), retry on
 /// errors with backoff (records are never dropped), acknowledge after commit.
 async fn ledger_writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<LedgerItem>) {
-    let mut batch: Vec<LedgerItem> = Vec::with_capacity(MAX_BATCH);
+    let mut records: Vec<GenerationRecord> = Vec::with_capacity(MAX_BATCH);
+    let mut acks: Vec<oneshot::Sender<()>> = Vec::with_capacity(MAX_BATCH);
+    fn take(
+        item: LedgerItem,
+        records: &mut Vec<GenerationRecord>,
+        acks: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        records.push(item.record);
+        if let Some(ack) = item.ack {
+            acks.push(ack);
+        }
+    }
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+        take(first, &mut records, &mut acks);
+        while records.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(item) => take(item, &mut records, &mut acks),
                 Err(_) => break,
             }
         }
-        let records: Vec<GenerationRecord> = batch.iter().map(|i| i.record.clone()).collect();
         let mut backoff = Duration::from_millis(50);
         loop {
             match store.insert_generations(&records).await {
@@ -781,10 +791,9 @@ async fn ledger_writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Le
                 }
             }
         }
-        for item in batch.drain(..) {
-            if let Some(ack) = item.ack {
-                let _ = ack.send(());
-            }
+        records.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
         }
     }
     tracing::info!("ledger flushed");
