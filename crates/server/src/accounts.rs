@@ -207,6 +207,17 @@ impl SharedHold {
 }
 
 impl Reservation {
+    /// A reservation of `amount` whose admission (`used`) is already counted on `key`.
+    fn held(key: &Arc<KeyState>, amount: i64, shared: Option<SharedHold>) -> Reservation {
+        key.reserved.fetch_add(amount, Ordering::AcqRel);
+        Reservation {
+            key: key.clone(),
+            amount,
+            settled: false,
+            shared,
+        }
+    }
+
     /// The key this reservation is held against.
     pub fn key(&self) -> &Arc<KeyState> {
         &self.key
@@ -296,13 +307,7 @@ pub fn reserve(key: &Arc<KeyState>, worst: Decimal) -> Result<Reservation, ApiEr
     } else {
         key.used.fetch_add(amount, Ordering::AcqRel);
     }
-    key.reserved.fetch_add(amount, Ordering::AcqRel);
-    Ok(Reservation {
-        key: key.clone(),
-        amount,
-        settled: false,
-        shared: None,
-    })
+    Ok(Reservation::held(key, amount, None))
 }
 
 struct LedgerItem {
@@ -426,11 +431,6 @@ impl Accounts {
         (accounts, writer)
     }
 
-    /// Whether budgets and limits are shared across nodes through Redis.
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
-    }
-
     /// Reserve the worst-case cost `worst` USD on `key`, or 402 when it does not fit in the
     /// remaining limit. Multi-node: atomically in Redis, against the spend of every node
     /// (503 when Redis cannot be reached: failing closed keeps the limit a guarantee).
@@ -452,25 +452,18 @@ impl Accounts {
         let seed = key.spent.load(Ordering::Acquire);
         let taken = {
             let (shared, counter) = (shared.clone(), counter.clone());
-            self.rt
-                .spawn(async move { shared.reserve(&counter, amount, limit, seed).await })
-                .await
-                .map_err(|e| ApiError::Internal(format!("redis task: {e}")))?
+            self.on_store_rt(async move { shared.reserve(&counter, amount, limit, seed).await })
+                .await?
         };
         match taken {
             Ok(Reserved::Taken(_)) => {
                 key.used.fetch_add(amount, Ordering::AcqRel);
-                key.reserved.fetch_add(amount, Ordering::AcqRel);
-                Ok(Reservation {
-                    key: key.clone(),
-                    amount,
-                    settled: false,
-                    shared: Some(SharedHold {
-                        shared: shared.clone(),
-                        counter,
-                        rt: self.rt.clone(),
-                    }),
-                })
+                let hold = SharedHold {
+                    shared: shared.clone(),
+                    counter,
+                    rt: self.rt.clone(),
+                };
+                Ok(Reservation::held(key, amount, Some(hold)))
             }
             Ok(Reserved::Refused(used)) => Err(limit_exceeded(amount, used, limit)),
             Err(e) => {
@@ -497,8 +490,7 @@ impl Accounts {
         let (shared, hash) = (shared.clone(), rec.hash.clone());
         let (rpm, tpm) = (rec.rate_limit_rpm, rec.rate_limit_tpm);
         let waits = self
-            .rt
-            .spawn(async move {
+            .on_store_rt(async move {
                 let mut out = (0, 0);
                 if let Some(rpm) = rpm {
                     out.0 = shared
@@ -512,8 +504,7 @@ impl Accounts {
                 }
                 Ok::<_, StoreError>(out)
             })
-            .await
-            .map_err(|e| ApiError::Internal(format!("redis task: {e}")))?;
+            .await?;
         let secs = |us: u64| us.div_ceil(1_000_000).max(1);
         match waits {
             Ok((0, 0)) => Ok(()),
@@ -557,6 +548,18 @@ impl Accounts {
         &self.store
     }
 
+    /// Run a future on the store runtime (where the database pool and the Redis connection
+    /// live) and wait for it from any worker.
+    async fn on_store_rt<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.rt
+            .spawn(f)
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task: {e}")))
+    }
+
     /// Run a store operation on the store's runtime.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -568,10 +571,8 @@ impl Accounts {
         + 'static,
     ) -> Result<T, ApiError> {
         let store = self.store.clone();
-        self.rt
-            .spawn(async move { f(store).await })
-            .await
-            .map_err(|e| ApiError::Internal(format!("store task: {e}")))?
+        self.on_store_rt(async move { f(store).await })
+            .await?
             .map_err(store_error)
     }
 
@@ -592,15 +593,19 @@ impl Accounts {
                     Some(k) => k, // loaded by the request we waited for
                     None => {
                         let h = hash.clone();
-                        let Some(rec) = self
-                            .run(move |s| Box::pin(async move { s.get_key(&h).await }))
-                            .await?
-                        else {
+                        let loaded = self
+                            .run(move |s| {
+                                Box::pin(async move {
+                                    match s.get_key(&h).await? {
+                                        Some(rec) => load_state(&s, rec, None).await.map(Some),
+                                        None => Ok(None),
+                                    }
+                                })
+                            })
+                            .await?;
+                        let Some(state) = loaded else {
                             return Err(ApiError::Unauthorized("Invalid API key".into()));
                         };
-                        let state = self
-                            .run(move |s| Box::pin(async move { load_state(&s, rec, None).await }))
-                            .await?;
                         self.keys
                             .write()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -695,8 +700,7 @@ impl Accounts {
         if let Some(shared) = &self.shared {
             let (shared, h) = (shared.clone(), hash.to_string());
             let sent = self
-                .rt
-                .spawn(async move { shared.announce_key_change(&h).await })
+                .on_store_rt(async move { shared.announce_key_change(&h).await })
                 .await;
             if !matches!(sent, Ok(Ok(()))) {
                 tracing::warn!(

@@ -153,7 +153,7 @@ async fn key_changes_reach_every_node() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Re-enabled on b, usable on a (whose cache held it as disabled).
+    // The other way round: a key created and cached on a, deleted through b.
     let (key2, hash2) = create_key(&b, json!({"name": "to-delete"})).await;
     assert_eq!(chat(&a, &key2).await.0, 200);
     let r = client()
